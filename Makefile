@@ -36,7 +36,7 @@ test: deps build
 
 ## bench: benchmarks, benchstat-ready (`make bench > new.txt; benchstat old.txt new.txt`)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 -timeout 3h $(PKGS)
 
 ## fuzz: each fuzz target for a short time
 FUZZTIME ?= 20s

@@ -204,3 +204,80 @@ func abs(f float64) float64 {
 	}
 	return f
 }
+
+// TestConsentAtWHIP: consent stated in the WHIP query (?consent=granted)
+// in a consent: required session records the participant from the first
+// packet, with no excluded span; ?consent=denied stores nothing. Each
+// statement is a ledger entry (method "whip"), an event and an audit entry.
+func TestConsentAtWHIP(t *testing.T) {
+	g := startGateway(t, `
+- name: consent-calls
+  record: required
+  consent: required
+`)
+	ingest := token(t, g, auth.RoleIngest, "")
+	admin := g.AdminToken
+	audio, _ := media(t)
+	const session = "consent-whip"
+	open := func(pid, consent string) (*whip.Publisher, time.Time) {
+		t.Helper()
+		pub, err := whip.Publish(context.Background(), whip.Options{
+			URL: g.URL() + "/whip/" + session + "/" + pid + "?consent=" + consent, Token: ingest, Audio: audio})
+		start := time.Now()
+		if err != nil {
+			t.Fatalf("publish %s: %v", pid, err)
+		}
+		t.Cleanup(func() { _ = pub.Close(context.Background()) })
+		return pub, start
+	}
+	caller, start := open("caller", "granted")
+	refuser, _ := open("refuser", "denied")
+	time.Sleep(3 * time.Second)
+	end := time.Now()
+	if err := caller.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := refuser.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	rec := waitRecording(t, g, session, "caller")
+	if rec.Status != meta.StatusComplete {
+		t.Fatalf("caller: %s %s", rec.Status, rec.FailureReason)
+	}
+	p := ffprobe(t, decrypt(t, g.Store, rec))
+	if !within(p.Duration, end.Sub(start), 150*time.Millisecond) {
+		t.Errorf("duration %v, wall-clock %v: consent at WHIP time records from the start", p.Duration, end.Sub(start))
+	}
+	c := completeness(t, rec)
+	if paused, _ := c["paused_ranges"].([]any); len(paused) != 0 {
+		t.Errorf("paused_ranges %v, want none", paused)
+	}
+	if num(c, "packets_gated") != 0 {
+		t.Errorf("packets_gated %v, want 0", c["packets_gated"])
+	}
+	if rows := recordingsOf(t, g, session, "refuser"); len(rows) != 0 {
+		t.Errorf("participant who refused at WHIP time has recordings: %+v", rows)
+	}
+
+	var ledger []meta.ConsentRecord
+	g.DB.Where("session_id = ?", session).Order("participant_id").Find(&ledger)
+	if len(ledger) != 2 || ledger[0].ParticipantID != "caller" || ledger[0].State != "granted" || ledger[0].Method != "whip" ||
+		ledger[1].ParticipantID != "refuser" || ledger[1].State != "denied" || ledger[1].Method != "whip" {
+		t.Errorf("consent ledger %+v", ledger)
+	}
+	if ev := outbox(t, g, "consent.recorded", session); len(ev) != 2 {
+		t.Errorf("%d consent.recorded events, want 2: %+v", len(ev), ev)
+	}
+	var audits []meta.AuditEntry
+	g.DB.Where("action = ?", "consent.record").Order("target").Find(&audits)
+	if len(audits) != 2 || audits[0].Target != "participant:"+session+"/caller" || audits[1].Target != "participant:"+session+"/refuser" {
+		t.Errorf("audit entries %+v", audits)
+	}
+	for _, pd := range getSession(t, g, admin, session).Participants {
+		want := map[string]string{"caller": "granted", "refuser": "denied"}[pd.ID]
+		if pd.Consent != want {
+			t.Errorf("participant %s consent %q, want %q", pd.ID, pd.Consent, want)
+		}
+	}
+}

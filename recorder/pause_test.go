@@ -3,12 +3,17 @@ package recorder_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/custodian/custodian/api/auth"
+	"github.com/custodian/custodian/config"
 	"github.com/custodian/custodian/recorder/whip"
 	"github.com/custodian/custodian/storage/meta"
+	"github.com/custodian/custodian/transcribe"
+	"github.com/custodian/custodian/transcribe/audio"
+	"github.com/custodian/custodian/transcribe/sphinx"
 )
 
 // TestPauseResume (PCI): speech keeps flowing during a pause; the stored
@@ -102,6 +107,22 @@ func TestPauseResume(t *testing.T) {
 		t.Errorf("recording before the pause has RMS %.0f: speech missing", speechRMS)
 	}
 
+	// The transcript has nothing in the paused span: the transcription
+	// pipeline's decoder and the offline engine find words in the speech
+	// around the pause and none inside it.
+	var outside int
+	for _, w := range transcribeFile(t, path) {
+		if w.EndMS > int64(startMS)+200 && w.StartMS < int64(endMS)-200 {
+			t.Errorf("transcript word %q at %d–%d ms lies in the paused span %d–%d ms", w.Word, w.StartMS, w.EndMS, startMS, endMS)
+		} else {
+			outside++
+		}
+	}
+	t.Logf("transcript: %d words, none in the paused span", outside)
+	if outside == 0 {
+		t.Fatal("no words recognized outside the paused span: the transcript check proves nothing")
+	}
+
 	// The participant who joined while paused is recorded from the resume.
 	crec := waitRecording(t, g, session, "customer")
 	if off := time.Duration(crec.StartOffsetMS) * time.Millisecond; off < resumeBefore.Sub(doc.StartedAt)-20*time.Millisecond || off > resumeAfter.Sub(doc.StartedAt)+80*time.Millisecond {
@@ -117,4 +138,38 @@ func TestPauseResume(t *testing.T) {
 	if audits[0].Time.Before(pauseBefore.Add(-time.Second)) || audits[1].Time.After(resumeAfter.Add(time.Second)) {
 		t.Errorf("audit times %v, %v", audits[0].Time, audits[1].Time)
 	}
+}
+
+// transcribeFile runs a decrypted Ogg recording through the transcription
+// jobs' audio path (audio.Chunks) and the offline engine, and returns the
+// words with times on the recording's timeline.
+func transcribeFile(tb testing.TB, path string) []transcribe.Word {
+	tb.Helper()
+	ctx := context.Background()
+	eng, err := sphinx.New(config.Offline{})
+	if err != nil {
+		tb.Fatalf("offline engine: %v", err)
+	}
+	defer eng.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	var words []transcribe.Word
+	for chunk, err := range audio.Chunks(ctx, f, "audio/ogg", audio.Options{}) {
+		if err != nil {
+			tb.Fatalf("decode %s: %v", path, err)
+		}
+		ws, err := eng.Transcribe(ctx, chunk)
+		if err != nil {
+			tb.Fatalf("transcribe: %v", err)
+		}
+		for _, w := range ws {
+			w.StartMS += chunk.OffsetMS
+			w.EndMS += chunk.OffsetMS
+			words = append(words, w)
+		}
+	}
+	return words
 }

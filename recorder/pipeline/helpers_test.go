@@ -62,6 +62,7 @@ func (s *memSink) file() []byte {
 // retransmitted by the simulated sender.
 type feedbackLog struct {
 	nacks, keyframes int
+	keyframesAt      []time.Duration // simulated time of each keyframe request
 	rtx              *retransmitter
 	now              time.Duration
 }
@@ -74,7 +75,10 @@ func (f *feedbackLog) NACK(ssrc uint32, seqs []uint16) {
 		}
 	}
 }
-func (f *feedbackLog) RequestKeyframe(uint32) { f.keyframes++ }
+func (f *feedbackLog) RequestKeyframe(uint32) {
+	f.keyframes++
+	f.keyframesAt = append(f.keyframesAt, f.now)
+}
 
 // retransmitter is a simulated sender's retransmission: a NACKed packet
 // arrives again one RTT later, unless the network drops it again.
@@ -155,6 +159,9 @@ func feedRTX(tb testing.TB, r *Recording, tracks map[uint8]*Track, pkts []mediat
 		raw, err := s.Packet.Marshal()
 		if err != nil {
 			tb.Fatal(err)
+		}
+		if fb != nil {
+			fb.now = s.Arrival // feedback sent while writing happens now
 		}
 		_ = tracks[s.Packet.PayloadType].WriteRTP(raw, at(s.Arrival))
 	}
