@@ -220,7 +220,7 @@ func TestConsole(t *testing.T) {
 	}
 	shots := os.Getenv("CUSTODIAN_CONSOLE_SCREENSHOTS")
 	if shots == "" {
-		shots = t.TempDir()
+		shots = t.ArtifactDir() // kept under -outputdir with go test -artifacts
 	}
 	arg, _ = json.Marshal(map[string]any{
 		"url": g.URL(), "chromium": chromiumPath, "outDir": shots, "oidcUser": "carol",
@@ -538,6 +538,23 @@ func (r *consoleResult) check(t *testing.T, recs []meta.Recording, offsets map[s
 			continue
 		}
 		t.Errorf("browser console error: %s", e)
+	}
+	// A screenshot of each page, each a PNG image on disk.
+	pages := map[string]bool{}
+	for _, p := range r.Screenshots {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 1000 {
+			t.Errorf("screenshot %s: %d bytes, %v", p, len(b), err)
+		}
+		name := filepath.Base(p)
+		for _, page := range []string{"signin", "search", "session", "holds", "audit", "exports", "policies", "supervisor"} {
+			if strings.Contains(name, page) {
+				pages[page] = true
+			}
+		}
+	}
+	if len(pages) != 8 {
+		t.Errorf("screenshots %v cover pages %v, want all 8", r.Screenshots, pages)
 	}
 	t.Logf("screenshots: %d", len(r.Screenshots))
 }
