@@ -126,7 +126,7 @@ type WebRTC struct {
 
 // Transcription configures engines and workers.
 type Transcription struct {
-	Engine       string        `yaml:"engine"`        // offline | openai | aws | none
+	Engine       string        `yaml:"engine"`        // default engine: offline | openai | aws | none (a policy's transcription_engine overrides it)
 	Workers      int           `yaml:"workers"`       // workers inside serve (0: none)
 	MaxDeliver   int           `yaml:"max_deliver"`   // deliveries before a job fails
 	AckWait      time.Duration `yaml:"ack_wait"`      // redeliver a job not acked within this
@@ -134,6 +134,26 @@ type Transcription struct {
 	Offline      Offline       `yaml:"offline"`
 	OpenAI       OpenAI        `yaml:"openai"`
 	AWS          AWSTranscribe `yaml:"aws"`
+}
+
+// TranscriptionEngines are the engine names a worker can run (besides
+// "none", which turns transcription off), in the order they are listed in
+// errors.
+var TranscriptionEngines = []string{"offline", "openai", "aws"}
+
+// Configured reports whether engine name can be built from this
+// configuration: the offline engine always (it needs no settings),
+// openai when openai.url is set, aws when aws.staging_bucket is set.
+func (t Transcription) Configured(name string) bool {
+	switch name {
+	case "offline":
+		return true
+	case "openai":
+		return t.OpenAI.URL != ""
+	case "aws":
+		return t.AWS.StagingBucket != ""
+	}
+	return false
 }
 
 // Offline configures the PocketSphinx engine.

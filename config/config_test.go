@@ -148,3 +148,27 @@ func TestParseRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscriptionConfigured: which engines a policy's
+// transcription_engine can get from a configuration.
+func TestTranscriptionConfigured(t *testing.T) {
+	tc := Default().Transcription
+	tests := []struct {
+		name string
+		set  func(*Transcription)
+		want map[string]bool
+	}{
+		{"defaults", func(*Transcription) {}, map[string]bool{"offline": true, "openai": false, "aws": false, "none": false, "whisper": false}},
+		{"openai url", func(t *Transcription) { t.OpenAI.URL = "http://127.0.0.1:8178" }, map[string]bool{"offline": true, "openai": true, "aws": false}},
+		{"aws bucket", func(t *Transcription) { t.AWS.StagingBucket = "b" }, map[string]bool{"offline": true, "openai": false, "aws": true}},
+	}
+	for _, tt := range tests {
+		c := tc
+		tt.set(&c)
+		for name, want := range tt.want {
+			if got := c.Configured(name); got != want {
+				t.Errorf("%s: Configured(%q) = %v, want %v", tt.name, name, got, want)
+			}
+		}
+	}
+}

@@ -35,9 +35,9 @@ func init() {
 // Transcription is the running transcription component of a gateway.
 type Transcription struct {
 	Queue *job.Queue
-	// Engine is the engine of this instance's workers; nil when no worker
-	// runs here.
-	Engine *job.Engine
+	// Engines are this instance's workers' engines (the default, and
+	// those policies asked for); nil when no worker runs here.
+	Engines *job.Engines
 }
 
 var transcriptions sync.Map // *Gateway → *Transcription
@@ -82,18 +82,19 @@ func startTranscription(ctx context.Context, g *Gateway) error {
 	s := job.NewSweeper(q, job.SweepConfig{Owner: g.InstanceID})
 	wg.Go(func() { s.Run(runCtx) })
 	if tc.Workers > 0 {
-		en, err := job.NewEngine(ctx, tc, tc.Workers, log)
+		ens, err := job.NewEngines(ctx, tc, tc.Workers, log)
 		if err != nil {
 			// Jobs stay queued for workers that can run them.
 			log.Error("transcription workers not started: the engine cannot run here", "engine", tc.Engine, "err", err)
 		} else {
-			t.Engine = &en
+			t.Engines = ens
 			w := job.NewWorker(q, &job.Transcriber{
-				DB: g.DB, Store: g.Store, Engine: en, Language: en.Language,
+				DB: g.DB, Store: g.Store,
 				Audio: job.AudioOptions(tc, log), Log: log, Parallel: tc.Workers,
-			}, job.WorkerConfig{Workers: tc.Workers, ID: g.InstanceID, Log: log})
+			}, job.WorkerConfig{Workers: tc.Workers, ID: g.InstanceID, Log: log, Engines: ens})
 			wg.Go(func() { w.Run(runCtx) })
-			log.Info("transcription workers started", "engine", en.Name(), "workers", tc.Workers)
+			log.Info("transcription workers started", "engine", ens.Default(), "workers", tc.Workers,
+				"policy_engines", configuredEngines(tc))
 		}
 	}
 	transcriptions.Store(g, t)
@@ -110,12 +111,24 @@ func startTranscription(ctx context.Context, g *Gateway) error {
 		case <-ctx.Done():
 			return fmt.Errorf("transcription workers did not stop: %w", ctx.Err())
 		}
-		if t.Engine != nil {
-			return t.Engine.Close()
+		if t.Engines != nil {
+			return t.Engines.Close()
 		}
 		return nil
 	})
 	return nil
+}
+
+// configuredEngines lists the engines a policy's transcription_engine can
+// get on this instance (built on first use).
+func configuredEngines(tc config.Transcription) []string {
+	var names []string
+	for _, n := range config.TranscriptionEngines {
+		if tc.Configured(n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // registerQueueGauges adds the queue depth gauges (asked of JetStream at
@@ -260,22 +273,22 @@ func RunTranscriptionWorker(ctx context.Context, cfg config.Config, log *slog.Lo
 		return err
 	}
 	registerQueueGauges(g.Metrics, q)
-	en, err := job.NewEngine(ctx, tc, workers, g.Log)
+	ens, err := job.NewEngines(ctx, tc, workers, g.Log)
 	if err != nil {
 		return err
 	}
-	g.OnStop("transcription engine", func(context.Context) error { return en.Close() })
+	g.OnStop("transcription engines", func(context.Context) error { return ens.Close() })
 	w := job.NewWorker(q, &job.Transcriber{
-		DB: g.DB, Store: g.Store, Engine: en, Language: en.Language,
+		DB: g.DB, Store: g.Store,
 		Audio: job.AudioOptions(tc, g.Log), Log: g.Log, Parallel: workers,
-	}, job.WorkerConfig{Workers: workers, ID: g.InstanceID, Log: g.Log, Flush: g.Store.Flush})
+	}, job.WorkerConfig{Workers: workers, ID: g.InstanceID, Log: g.Log, Flush: g.Store.Flush, Engines: ens})
 
 	if o.MetricsAddr != "" {
 		if err := g.serveWorkerMetrics(o.MetricsAddr); err != nil {
 			return err
 		}
 	}
-	g.Log.Info("transcription worker running", "engine", en.Name(), "workers", workers, "nats", natsURL, "instance", g.InstanceID)
+	g.Log.Info("transcription worker running", "engine", ens.Default(), "policy_engines", configuredEngines(tc), "workers", workers, "nats", natsURL, "instance", g.InstanceID)
 	if o.Ready != nil {
 		o.Ready()
 	}

@@ -104,7 +104,7 @@ func testdataFile(name string) string { return filepath.Join("..", "testdata", n
 func TestTranscriptionInServe(t *testing.T) {
 	g := gatewaytest.Start(t, func(c *config.Config) { c.Transcription.Workers = 1 })
 	tr := g.Transcription()
-	if tr == nil || tr.Engine == nil {
+	if tr == nil || tr.Engines == nil {
 		t.Skip("no transcription worker in this gateway (offline engine unavailable)")
 	}
 	alice := writeRecording(t, g.Gateway, "call-7", "alice", "Alice", testdataFile("call01.ogg"), 9000)
@@ -161,7 +161,7 @@ func TestTranscriptionWorkerProcess(t *testing.T) {
 		c.Transcription.Workers = 0
 		c.NATS.ListenAddr = "127.0.0.1:" + strconv.Itoa(port)
 	})
-	if g.Transcription() == nil || g.Transcription().Engine != nil {
+	if g.Transcription() == nil || g.Transcription().Engines != nil {
 		t.Fatal("serve with workers 0 should run the dispatcher and no worker")
 	}
 	cfg := g.Config

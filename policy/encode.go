@@ -16,8 +16,11 @@ type ruleDoc struct {
 	Transcribe     bool    `json:"transcribe" yaml:"transcribe"`
 	RedactPII      bool    `json:"redact_pii" yaml:"redact_pii"`
 	KeepUnredacted bool    `json:"keep_unredacted" yaml:"keep_unredacted"`
-	Retention      string  `json:"retention,omitempty" yaml:"retention,omitempty"`
-	Access         *Access `json:"access,omitempty" yaml:"access,omitempty"`
+	// TranscriptionEngine is written only when the rule names one (empty
+	// means the configured default, which a document cannot spell out).
+	TranscriptionEngine string  `json:"transcription_engine,omitempty" yaml:"transcription_engine,omitempty"`
+	Retention           string  `json:"retention,omitempty" yaml:"retention,omitempty"`
+	Access              *Access `json:"access,omitempty" yaml:"access,omitempty"`
 }
 
 type setDoc struct {
@@ -30,7 +33,7 @@ func (s *Set) doc() setDoc {
 		rd := ruleDoc{
 			Name: r.Name, Match: r.Match, Record: r.Record, Consent: r.Consent,
 			Transcribe: r.Transcribe, RedactPII: r.RedactPII, KeepUnredacted: r.KeepUnredacted,
-			Retention: FormatRetention(r.Retention),
+			TranscriptionEngine: r.TranscriptionEngine, Retention: FormatRetention(r.Retention),
 		}
 		if len(r.Access.Departments) > 0 || len(r.Access.Roles) > 0 {
 			a := r.Access

@@ -18,6 +18,7 @@ func sameRules(a, b *Set) error {
 		x, y := ra[i], rb[i]
 		if x.Name != y.Name || x.Record != y.Record || x.Consent != y.Consent || x.Transcribe != y.Transcribe ||
 			x.RedactPII != y.RedactPII || x.KeepUnredacted != y.KeepUnredacted || x.Retention != y.Retention ||
+			x.TranscriptionEngine != y.TranscriptionEngine ||
 			x.Match.Tenant != y.Match.Tenant || x.Match.Department != y.Match.Department ||
 			!maps.Equal(x.Match.Labels, y.Match.Labels) || !maps.Equal(x.Match.Participant, y.Match.Participant) ||
 			!slices.Equal(x.Access.Roles, y.Access.Roles) || !slices.Equal(x.Access.Departments, y.Access.Departments) {
@@ -48,6 +49,8 @@ func FuzzPolicy(f *testing.F) {
 	f.Add([]byte(`{"policies": [{"name": "a", "match": {"labels": {"q": "1"}}, "record": "optional", "retention": "36h"}]}`))
 	f.Add([]byte("- name: a\n  match: {department: 042}\n  access: {roles: [supervisor], departments: [x]}\n"))
 	f.Add([]byte("policies:\n  - name: a\n    record: sometimes\n"))
+	f.Add([]byte("policies:\n  - name: a\n    transcribe: true\n    transcription_engine: aws\n"))
+	f.Add([]byte(`{"policies": [{"name": "a", "transcription_engine": "whisper"}]}`))
 	f.Add([]byte("policies:\n  - &r {name: a}\n  - *r\n"))
 	f.Add([]byte("policies: []\n---\n"))
 	f.Add([]byte(""))

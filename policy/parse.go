@@ -436,6 +436,10 @@ func parseRule(n *yaml.Node, idx int) (Rule, error) {
 			r.RedactPII, err = scalarBool(v, label, "redact_pii")
 		case "keep_unredacted":
 			r.KeepUnredacted, err = scalarBool(v, label, "keep_unredacted")
+		case "transcription_engine":
+			if r.TranscriptionEngine, err = scalarString(v, label, "transcription_engine"); err == nil && !ValidEngine(r.TranscriptionEngine) {
+				err = nodeErr(v, label, "transcription_engine", "%q is not one of %s", r.TranscriptionEngine, strings.Join(Engines, ", "))
+			}
 		case "retention":
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
 				if v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!int" || v.ShortTag() == "!!float") {
@@ -453,7 +457,7 @@ func parseRule(n *yaml.Node, idx int) (Rule, error) {
 		case "access":
 			r.Access, err = parseAccess(v, label)
 		default:
-			return nodeErr(k, label, k.Value, "unknown field (known: name, match, record, consent, transcribe, redact_pii, keep_unredacted, retention, access)")
+			return nodeErr(k, label, k.Value, "unknown field (known: name, match, record, consent, transcribe, redact_pii, keep_unredacted, transcription_engine, retention, access)")
 		}
 		return err
 	})
@@ -535,6 +539,13 @@ func parseAccess(v *yaml.Node, rule string) (Access, error) {
 	return a, err
 }
 
+// Engines are the transcription engines a rule's transcription_engine may
+// name (transcription.engine's values other than none).
+var Engines = config.TranscriptionEngines
+
+// ValidEngine reports whether name is one of Engines.
+func ValidEngine(name string) bool { return slices.Contains(Engines, name) }
+
 func validRecord(r Record) bool {
 	return r == RecordRequired || r == RecordOptional || r == RecordOff
 }
@@ -583,6 +594,9 @@ func validateRule(r *Rule, names map[string]bool) error {
 	if !validConsent(r.Consent) {
 		return &ParseError{Rule: label, Field: "consent", Reason: fmt.Sprintf("%q is not one of required, notice, none", r.Consent)}
 	}
+	if r.TranscriptionEngine != "" && !ValidEngine(r.TranscriptionEngine) {
+		return &ParseError{Rule: label, Field: "transcription_engine", Reason: fmt.Sprintf("%q is not one of %s", r.TranscriptionEngine, strings.Join(Engines, ", "))}
+	}
 	if r.Retention < 0 {
 		return &ParseError{Rule: label, Field: "retention", Reason: "must not be negative"}
 	}
@@ -628,6 +642,9 @@ func lint(rules []Rule) []Warning {
 			warn(r, "keep_unredacted has no effect without redact_pii")
 		} else if r.KeepUnredacted && !r.Transcribe {
 			warn(r, "keep_unredacted has no effect without transcribe")
+		}
+		if r.TranscriptionEngine != "" && !r.Transcribe {
+			warn(r, "transcription_engine has no effect without transcribe")
 		}
 		if r.Record == RecordOff && (r.Consent == ConsentRequired || r.Retention > 0 || len(r.Access.Roles) > 0 || len(r.Access.Departments) > 0) {
 			warn(r, "record is off: consent, retention and access have no effect")

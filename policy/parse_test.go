@@ -66,6 +66,9 @@ func TestParseErrors(t *testing.T) {
 		{"access duplicate entry", "policies:\n  - name: a\n    access: {departments: [sales, sales]}\n", 3, 35, `"a"`, "access.departments", "listed twice"},
 		{"access roles not a list", "policies:\n  - name: a\n    access: {roles: compliance}\n", 3, 21, `"a"`, "access.roles", "must be a list"},
 		{"transcribe with record off", "policies:\n  - name: a\n    record: \"off\"\n    transcribe: true\n", 4, 5, `"a"`, "transcribe", "record is off"},
+		{"unknown transcription_engine", "policies:\n  - name: a\n    transcribe: true\n    transcription_engine: whisper\n", 4, 27, `"a"`, "transcription_engine", `"whisper" is not one of offline, openai, aws`},
+		{"transcription_engine none", "policies:\n  - name: a\n    transcription_engine: none\n", 3, 27, `"a"`, "transcription_engine", "not one of"},
+		{"transcription_engine not a string", "policies:\n  - name: a\n    transcription_engine: [aws]\n", 3, 27, `"a"`, "transcription_engine", ""},
 		{"keep_unredacted with record off", "policies:\n  - name: a\n    record: \"off\"\n    keep_unredacted: true\n", 4, 5, `"a"`, "keep_unredacted", "record is off"},
 		{"error in a later rule rejects all", "policies:\n  - name: good\n  - name: bad\n    consent: maybe\n", 4, 14, `"bad"`, "consent", "not one of"},
 		{"alias rejected", "policies:\n  - &r {name: a}\n  - *r\n", 3, 5, "#2", "", "aliases"},
@@ -172,6 +175,9 @@ policies:
     retention: 30d
   - name: dept-no-supervisor
     access: {departments: [sales], roles: [compliance]}
+  - name: engine-no-transcribe
+    match: {tenant: x}
+    transcription_engine: aws
 `)
 	ws := s.Warnings()
 	want := []struct {
@@ -185,6 +191,8 @@ policies:
 		{"off-with-retention", "record is off", 11},
 		{"dept-no-supervisor", "never matches", 14},
 		{"dept-no-supervisor", "access.departments has no effect", 14},
+		{"engine-no-transcribe", "never matches", 16},
+		{"engine-no-transcribe", "transcription_engine has no effect without transcribe", 16},
 	}
 	if len(ws) != len(want) {
 		t.Fatalf("warnings %d, want %d: %v", len(ws), len(want), ws)

@@ -134,6 +134,10 @@ type Rule struct {
 	Transcribe     bool
 	RedactPII      bool
 	KeepUnredacted bool
+	// TranscriptionEngine names the engine that transcribes the rule's
+	// recordings (one of Engines); empty: the workers' configured
+	// default (transcription.engine).
+	TranscriptionEngine string
 	// Retention is 0 when the rule sets none: the Set's default applies.
 	Retention time.Duration
 	Access    Access
@@ -159,14 +163,17 @@ type Input struct {
 type Decision struct {
 	// Rule is the name of the rule that matched; empty when none did and
 	// the built-in default applied.
-	Rule           string        `json:"rule"`
-	Record         Record        `json:"record"`
-	Consent        Consent       `json:"consent"`
-	Transcribe     bool          `json:"transcribe"`
-	RedactPII      bool          `json:"redact_pii"`
-	KeepUnredacted bool          `json:"keep_unredacted"`
-	Retention      time.Duration `json:"-"`
-	Access         Access        `json:"access"`
+	Rule           string  `json:"rule"`
+	Record         Record  `json:"record"`
+	Consent        Consent `json:"consent"`
+	Transcribe     bool    `json:"transcribe"`
+	RedactPII      bool    `json:"redact_pii"`
+	KeepUnredacted bool    `json:"keep_unredacted"`
+	// TranscriptionEngine is the rule's engine; empty: the configured
+	// default.
+	TranscriptionEngine string        `json:"transcription_engine,omitempty"`
+	Retention           time.Duration `json:"-"`
+	Access              Access        `json:"access"`
 }
 
 // decisionJSON is Decision's wire form.
@@ -177,8 +184,11 @@ type decisionJSON struct {
 	Transcribe     bool    `json:"transcribe"`
 	RedactPII      bool    `json:"redact_pii"`
 	KeepUnredacted bool    `json:"keep_unredacted"`
-	Retention      string  `json:"retention"`
-	Access         Access  `json:"access"`
+	// TranscriptionEngine is omitted when empty, so decisions stored
+	// before it existed read back unchanged.
+	TranscriptionEngine string `json:"transcription_engine,omitempty"`
+	Retention           string `json:"retention"`
+	Access              Access `json:"access"`
 }
 
 // MarshalJSON writes the retention as days ("2190d") when it is a whole
@@ -186,7 +196,7 @@ type decisionJSON struct {
 func (d Decision) MarshalJSON() ([]byte, error) {
 	return json.Marshal(decisionJSON{
 		Rule: d.Rule, Record: d.Record, Consent: d.Consent, Transcribe: d.Transcribe,
-		RedactPII: d.RedactPII, KeepUnredacted: d.KeepUnredacted,
+		RedactPII: d.RedactPII, KeepUnredacted: d.KeepUnredacted, TranscriptionEngine: d.TranscriptionEngine,
 		Retention: FormatRetention(d.Retention), Access: d.Access,
 	})
 }
@@ -207,7 +217,8 @@ func (d *Decision) UnmarshalJSON(b []byte) error {
 	}
 	*d = Decision{
 		Rule: w.Rule, Record: w.Record, Consent: w.Consent, Transcribe: w.Transcribe,
-		RedactPII: w.RedactPII, KeepUnredacted: w.KeepUnredacted, Retention: ret, Access: w.Access,
+		RedactPII: w.RedactPII, KeepUnredacted: w.KeepUnredacted, TranscriptionEngine: w.TranscriptionEngine,
+		Retention: ret, Access: w.Access,
 	}
 	return nil
 }
@@ -389,14 +400,15 @@ func (s *Set) Decide(in Input) Decision {
 				ret = s.DefaultRetention()
 			}
 			return Decision{
-				Rule:           r.Name,
-				Record:         r.Record,
-				Consent:        r.Consent,
-				Transcribe:     r.Transcribe,
-				RedactPII:      r.RedactPII,
-				KeepUnredacted: r.KeepUnredacted,
-				Retention:      ret,
-				Access:         r.Access.clone(),
+				Rule:                r.Name,
+				Record:              r.Record,
+				Consent:             r.Consent,
+				Transcribe:          r.Transcribe,
+				RedactPII:           r.RedactPII,
+				KeepUnredacted:      r.KeepUnredacted,
+				TranscriptionEngine: r.TranscriptionEngine,
+				Retention:           ret,
+				Access:              r.Access.clone(),
 			}
 		}
 	}

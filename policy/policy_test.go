@@ -45,6 +45,7 @@ policies:
     record: optional
     consent: required
     transcribe: true
+    transcription_engine: openai  # the hospital's own whisper server
     keep_unredacted: true
     retention: 10950d  # 30 years
   - name: training
@@ -79,6 +80,7 @@ func TestDecide(t *testing.T) {
 		keep       bool
 		retention  time.Duration
 		access     Access
+		engine     string
 	}
 	def := want{rule: "", record: RecordRequired, consent: ConsentNotice, redact: true, retention: DefaultRetention}
 	pci := want{rule: "pci-payments", record: RecordRequired, consent: ConsentNotice, transcribe: true, redact: true,
@@ -87,7 +89,7 @@ func TestDecide(t *testing.T) {
 		retention: 2190 * day, access: Access{Departments: []string{"sales"}, Roles: []string{"compliance", "supervisor"}}}
 	customers := want{rule: "sales-customers", record: RecordRequired, consent: ConsentRequired, redact: true, retention: 720 * time.Hour}
 	psych := want{rule: "hospital-psych", record: RecordOff, consent: ConsentNotice, redact: true, retention: DefaultRetention}
-	hospital := want{rule: "hospital", record: RecordOptional, consent: ConsentRequired, transcribe: true, redact: true, keep: true, retention: 10950 * day}
+	hospital := want{rule: "hospital", record: RecordOptional, consent: ConsentRequired, transcribe: true, redact: true, keep: true, retention: 10950 * day, engine: "openai"}
 	training := want{rule: "training", record: RecordOptional, consent: ConsentNone, transcribe: true, retention: 30 * day}
 	archive := want{rule: "archive-100y", record: RecordRequired, consent: ConsentNotice, redact: true, retention: 36600 * day}
 
@@ -125,10 +127,10 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := set.Decide(tt.in)
-			got := want{d.Rule, d.Record, d.Consent, d.Transcribe, d.RedactPII, d.KeepUnredacted, d.Retention, d.Access}
+			got := want{d.Rule, d.Record, d.Consent, d.Transcribe, d.RedactPII, d.KeepUnredacted, d.Retention, d.Access, d.TranscriptionEngine}
 			if got.rule != tt.want.rule || got.record != tt.want.record || got.consent != tt.want.consent ||
 				got.transcribe != tt.want.transcribe || got.redact != tt.want.redact || got.keep != tt.want.keep ||
-				got.retention != tt.want.retention ||
+				got.retention != tt.want.retention || got.engine != tt.want.engine ||
 				!slices.Equal(got.access.Roles, tt.want.access.Roles) || !slices.Equal(got.access.Departments, tt.want.access.Departments) {
 				t.Errorf("Decide(%+v)\n got %+v\nwant %+v", tt.in, got, tt.want)
 			}
@@ -317,6 +319,7 @@ func TestDecisionJSON(t *testing.T) {
 		{Tenant: "default", Department: "sales"},
 		{Tenant: "nobody"},
 		{Tenant: "archive"},
+		{Tenant: "hospital"},
 	} {
 		d := s.Decide(in)
 		b, err := json.Marshal(d)
@@ -339,6 +342,14 @@ func TestDecisionJSON(t *testing.T) {
 		if !decisionEqual(back, d) {
 			t.Errorf("JSON round trip: %+v != %+v", back, d)
 		}
+	}
+	// The engine is written only when a rule names one, so decisions
+	// stored before the key existed read back the same.
+	if b, _ := json.Marshal(s.Decide(Input{Tenant: "hospital"})); !strings.Contains(string(b), `"transcription_engine":"openai"`) {
+		t.Errorf("hospital decision lacks its engine: %s", b)
+	}
+	if b, _ := json.Marshal(s.Decide(Input{Tenant: "bank"})); strings.Contains(string(b), "transcription_engine") {
+		t.Errorf("decision without an engine writes one: %s", b)
 	}
 	b, _ := json.Marshal(s.Decide(Input{Tenant: "default", Department: "sales"}))
 	if !strings.Contains(string(b), `"retention":"30d"`) {
@@ -382,6 +393,8 @@ func TestNewSet(t *testing.T) {
 		{Name: "x", Retention: 40000 * day},
 		{Name: "x", Access: Access{Roles: []string{"auditor"}}},
 		{Name: "x", Record: RecordOff, Transcribe: true},
+		{Name: "x", Transcribe: true, TranscriptionEngine: "whisper"},
+		{Name: "x", Transcribe: true, TranscriptionEngine: "none"},
 	}
 	for _, r := range bad {
 		if _, err := NewSet(r); err == nil {
@@ -396,5 +409,6 @@ func TestNewSet(t *testing.T) {
 func decisionEqual(a, b Decision) bool {
 	return a.Rule == b.Rule && a.Record == b.Record && a.Consent == b.Consent && a.Transcribe == b.Transcribe &&
 		a.RedactPII == b.RedactPII && a.KeepUnredacted == b.KeepUnredacted && a.Retention == b.Retention &&
+		a.TranscriptionEngine == b.TranscriptionEngine &&
 		slices.Equal(a.Access.Roles, b.Access.Roles) && slices.Equal(a.Access.Departments, b.Access.Departments)
 }

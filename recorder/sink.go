@@ -103,7 +103,8 @@ func (k *sink) start(ctx context.Context) error {
 		StartOffsetMS: s.clock.Since(startedAt) / 1e6,
 		PolicyName:    c.decision.Rule, Decision: meta.NewJSON(decisionMap(c.decision)),
 		Transcribe: c.decision.Transcribe, RedactPII: c.decision.RedactPII,
-		KeepUnredacted: c.decision.KeepUnredacted, RetainUntil: &retain,
+		KeepUnredacted: c.decision.KeepUnredacted, TranscriptionEngine: c.decision.TranscriptionEngine,
+		RetainUntil: &retain,
 	}
 	if err := r.db.WithContext(ctx).Create(&row).Error; err != nil {
 		_, _ = w.Close(ctx, false)

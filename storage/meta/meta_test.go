@@ -17,8 +17,33 @@ func TestMigrateIsIdempotentAndVersioned(t *testing.T) {
 			t.Fatalf("second migrate: %v", err)
 		}
 		v, err := meta.SchemaVersion(ctx, db)
-		if err != nil || v != 2 {
-			t.Fatalf("schema version = %d, %v; want 2", v, err)
+		if err != nil || v != 3 {
+			t.Fatalf("schema version = %d, %v; want 3", v, err)
+		}
+	})
+}
+
+// TestMigrationAddsTranscriptionEngine: a database at version 2 (no
+// recordings.transcription_engine) gets the column from migration 3, and
+// its rows keep working.
+func TestMigrationAddsTranscriptionEngine(t *testing.T) {
+	metatest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		m := db.Migrator()
+		if err := m.DropColumn(&meta.Recording{}, "TranscriptionEngine"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Where("version = ?", 3).Delete(&meta.SchemaMigration{}).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := meta.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		if !m.HasColumn(&meta.Recording{}, "TranscriptionEngine") {
+			t.Fatal("migration 3 did not add recordings.transcription_engine")
+		}
+		if v, err := meta.SchemaVersion(ctx, db); err != nil || v != 3 {
+			t.Fatalf("schema version = %d, %v; want 3", v, err)
 		}
 	})
 }

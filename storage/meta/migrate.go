@@ -42,6 +42,12 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{3, "per-recording transcription engine", func(tx *gorm.DB) error {
+		if tx.Migrator().HasColumn(&Recording{}, "TranscriptionEngine") {
+			return nil
+		}
+		return tx.Migrator().AddColumn(&Recording{}, "TranscriptionEngine")
+	}},
 }
 
 // Migrate applies every pending migration. On PostgreSQL an advisory lock

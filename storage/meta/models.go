@@ -151,11 +151,14 @@ type Recording struct {
 	Transcribe     bool
 	RedactPII      bool
 	KeepUnredacted bool
-	RetainUntil    *time.Time `gorm:"index"`
-	DeletedAt      *time.Time
-	DeletedReason  string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// TranscriptionEngine is the engine the policy names for this
+	// recording's transcript; empty: the workers' configured default.
+	TranscriptionEngine string     `gorm:"size:16"`
+	RetainUntil         *time.Time `gorm:"index"`
+	DeletedAt           *time.Time
+	DeletedReason       string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // Part is one sealed, independently authenticated encrypted object of a

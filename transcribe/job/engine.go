@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/custodian/custodian/config"
@@ -80,6 +83,115 @@ func NewEngine(ctx context.Context, cfg config.Transcription, workers int, log *
 		return Engine{}, fmt.Errorf("job: engine %s: %w", e.Name(), err)
 	}
 	return e, nil
+}
+
+// ErrEngineNotConfigured is a job for an engine (named by the
+// recording's policy) that this worker's configuration cannot build. It
+// wraps transcribe.ErrEngineUnavailable: the job is retried, since
+// another worker may have the engine, and fails with reason
+// engine_unavailable when none does.
+var ErrEngineNotConfigured = fmt.Errorf("%w: not configured on this worker", transcribe.ErrEngineUnavailable)
+
+// EngineSource gives a worker the engine a job asks for.
+type EngineSource interface {
+	// Default is the name of the engine for recordings whose policy names
+	// none.
+	Default() string
+	// Engine returns the engine called name ("" for the default).
+	Engine(ctx context.Context, name string) (Engine, error)
+}
+
+// Engines is the EngineSource of a worker process: transcription.engine
+// is the default, and every engine whose section is configured
+// (config.Transcription.Configured) can be asked for by a policy. The
+// default is built by NewEngines; the others on first use, then kept.
+// Safe for concurrent use.
+type Engines struct {
+	cfg     config.Transcription
+	workers int
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	built map[string]Engine
+}
+
+var _ EngineSource = (*Engines)(nil)
+
+// NewEngines builds the default engine (transcription.engine) with
+// decoders for workers concurrent jobs; its errors are NewEngine's.
+func NewEngines(ctx context.Context, cfg config.Transcription, workers int, log *slog.Logger) (*Engines, error) {
+	if cfg.Engine == "" {
+		cfg.Engine = sphinx.Name
+	}
+	e := &Engines{cfg: cfg, workers: workers, log: log, built: map[string]Engine{}}
+	if _, err := e.Engine(ctx, ""); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Default implements EngineSource.
+func (e *Engines) Default() string { return e.cfg.Engine }
+
+// Engine implements EngineSource. An engine this configuration does not
+// set up is an error wrapping ErrEngineNotConfigured; one that cannot be
+// built is NewEngine's error (not kept: the next job tries again).
+func (e *Engines) Engine(ctx context.Context, name string) (Engine, error) {
+	if name == "" {
+		name = e.cfg.Engine
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if en, ok := e.built[name]; ok {
+		return en, nil
+	}
+	if name == EngineNone || !e.cfg.Configured(name) {
+		return Engine{}, fmt.Errorf("job: transcription engine %q: %w (configure transcription.%s)", name, ErrEngineNotConfigured, name)
+	}
+	cfg := e.cfg
+	cfg.Engine = name
+	en, err := NewEngine(ctx, cfg, e.workers, e.log)
+	if err != nil {
+		return Engine{}, err
+	}
+	e.built[name] = en
+	if name != e.cfg.Engine && e.log != nil {
+		e.log.Info("transcription engine started for a policy that names it", "engine", name)
+	}
+	return en, nil
+}
+
+// Names lists the engines built so far.
+func (e *Engines) Names() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Sorted(maps.Keys(e.built))
+}
+
+// Close closes every engine built.
+func (e *Engines) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for name, en := range e.built {
+		errs = append(errs, en.Close())
+		delete(e.built, name)
+	}
+	return errors.Join(errs...)
+}
+
+// single is the EngineSource of a worker built with one engine (a
+// Transcriber's): it serves that engine under its own name and as the
+// default; any other name is not configured.
+type single struct{ e Engine }
+
+func (s single) Default() string { return s.e.Name() }
+
+func (s single) Engine(_ context.Context, name string) (Engine, error) {
+	if name == "" || name == s.e.Name() {
+		return s.e, nil
+	}
+	return Engine{}, fmt.Errorf("job: transcription engine %q: %w (this worker runs only %s)", name, ErrEngineNotConfigured, s.e.Name())
 }
 
 // AudioOptions returns the decoding options for cfg

@@ -233,6 +233,7 @@ type recSpec struct {
 	startOffsetMS              int64
 	redact, keepUnredacted     bool
 	noTranscribe               bool
+	engine                     string // the policy's transcription_engine
 	status                     string // default complete
 	retainUntil                *time.Time
 }
@@ -275,6 +276,7 @@ func (e *env) record(tb testing.TB, s recSpec) meta.Recording {
 		Department: "sales", Status: meta.StatusRecording, ContentType: audio.ContentTypeOgg,
 		StartedAt: now, StartOffsetMS: s.startOffsetMS,
 		Transcribe: !s.noTranscribe, RedactPII: s.redact, KeepUnredacted: s.keepUnredacted, RetainUntil: s.retainUntil,
+		TranscriptionEngine: s.engine,
 	}
 	if err := db.Create(&rec).Error; err != nil {
 		tb.Fatal(err)

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -50,6 +51,11 @@ type WorkerConfig struct {
 	// Log receives one line per job state change (ids, counts, reasons;
 	// never transcript text). Default: discarded.
 	Log *slog.Logger
+	// Engines gives each job the engine its recording's policy names
+	// (meta.Recording.TranscriptionEngine; empty: Engines.Default()).
+	// Default: the Transcriber's Engine alone, so a job naming another
+	// engine fails as not configured.
+	Engines EngineSource
 }
 
 // Worker pulls jobs from the queue and runs them with a Transcriber.
@@ -93,6 +99,9 @@ func NewWorker(q *Queue, t *Transcriber, cfg WorkerConfig) *Worker {
 	}
 	if t.Log == nil {
 		t.Log = cfg.Log
+	}
+	if cfg.Engines == nil {
+		cfg.Engines = single{Engine{Engine: t.Engine, Language: t.Language}}
 	}
 	return &Worker{
 		q: q, t: t, db: t.DB, store: t.Store, cfg: cfg, log: cfg.Log, m: q.metrics,
@@ -181,6 +190,8 @@ type attempt struct {
 	lease    string // lease name
 	owner    string // lease owner: unique per attempt
 	attempts int    // this attempt's number (row Attempts)
+	engine   string // the engine's name (the policy's, or the default)
+	language string // the engine's language, once it is built
 	start    time.Time
 	log      *slog.Logger
 }
@@ -275,6 +286,12 @@ func (w *Worker) notTranscribable(ctx context.Context, a *attempt) {
 	}
 }
 
+// engineName is the attempt's engine, or, for a job that fails before
+// one was chosen, the one its recording would get.
+func (a *attempt) engineName(w *Worker) string {
+	return cmp.Or(a.engine, a.rec.TranscriptionEngine, w.cfg.Engines.Default())
+}
+
 func leaseName(recordingID string) string { return "transcribe/" + recordingID }
 
 // acquire takes the recording's lease. While another worker holds it, it
@@ -328,12 +345,18 @@ func (w *Worker) run(ctx context.Context, a *attempt) {
 		w.ack(ctx, a)
 		return
 	}
+	// The engine the recording's policy names (or the default); an
+	// engine that cannot be had here fails this attempt like an engine
+	// error, after it is counted.
+	a.engine = cmp.Or(a.rec.TranscriptionEngine, w.cfg.Engines.Default())
+	en, engineErr := w.cfg.Engines.Engine(ctx, a.engine)
+	a.language = en.Language
 	now := time.Now().UTC()
 	res := w.db.WithContext(ctx).Model(&meta.Transcript{}).
 		Where("recording_id = ? AND status IN ?", a.rec.ID, []string{meta.TranscriptPending, meta.TranscriptRunning}).
 		Updates(map[string]any{
 			"status": meta.TranscriptRunning, "attempts": gorm.Expr("attempts + 1"), "started_at": now,
-			"engine": w.t.Engine.Name(), "language": w.t.Language, "updated_at": now,
+			"engine": a.engine, "language": a.language, "updated_at": now,
 		})
 	if res.Error != nil {
 		w.retryUnclaimed(ctx, a, res.Error)
@@ -374,7 +397,16 @@ func (w *Worker) run(ctx context.Context, a *attempt) {
 		beats.Wait()
 	}
 
-	tr, st, err := w.t.Transcribe(jobCtx, a.rec)
+	var (
+		tr  transcribe.Transcript
+		st  Stats
+		err = engineErr
+	)
+	if err == nil {
+		t := *w.t
+		t.Engine, t.Language = en.Engine, en.Language
+		tr, st, err = t.Transcribe(jobCtx, a.rec)
+	}
 	if err == nil {
 		err = w.save(jobCtx, a, tr, st)
 	}
@@ -505,7 +537,7 @@ func (w *Worker) fail(ctx context.Context, a *attempt, reason string, cause erro
 			Where("recording_id = ? AND status IN ?", rec.ID, []string{meta.TranscriptPending, meta.TranscriptRunning}).
 			Updates(map[string]any{
 				"status": meta.TranscriptFailed, "failure_reason": text, "attempts": a.attempts,
-				"engine": w.t.Engine.Name(), "updated_at": now,
+				"engine": a.engineName(w), "updated_at": now,
 			})
 		if res.Error != nil {
 			return res.Error
@@ -517,7 +549,7 @@ func (w *Worker) fail(ctx context.Context, a *attempt, reason string, cause erro
 			Tenant: rec.TenantID, Kind: events.TranscriptFailed, Subject: rec.ID,
 			Data: events.TranscriptData{
 				RecordingID: rec.ID, SessionID: rec.SessionID, ParticipantID: rec.ParticipantID,
-				Engine: w.t.Engine.Name(), Language: w.t.Language, Attempts: a.attempts,
+				Engine: a.engineName(w), Language: a.language, Attempts: a.attempts,
 				RetainUntil: rec.RetainUntil, Reason: reason,
 			},
 		})

@@ -159,7 +159,7 @@ func TestPipelineWER(t *testing.T) {
 	}
 
 	g := startGateway(t)
-	if g.Transcription() == nil || g.Transcription().Engine == nil {
+	if g.Transcription() == nil || g.Transcription().Engines == nil {
 		t.Skip("gateway has no transcription worker")
 	}
 	// All five publishers at once; one at a time under the race
@@ -303,7 +303,7 @@ func transcribeFile(tb testing.TB, en transcribe.Engine, path string) []transcri
 // earlier than her recording's start.
 func TestSessionTranscriptOverWHIP(t *testing.T) {
 	g := startGateway(t)
-	if g.Transcription() == nil || g.Transcription().Engine == nil {
+	if g.Transcription() == nil || g.Transcription().Engines == nil {
 		t.Skip("gateway has no transcription worker")
 	}
 	bobMedia, err := whip.OpenOpus("../../../testdata/call02.ogg")
