@@ -48,7 +48,12 @@ type PoliciesOptions struct {
 	// their tenant and cannot replace the document. "" : every tenant's
 	// admins manage the whole document (single-tenant deployments).
 	OperatorTenant string
-	Logger         *slog.Logger
+	// EngineConfigured reports whether this gateway's configuration has
+	// the transcription engine a rule names (config
+	// Transcription.Configured); a rule naming one it has not gets a
+	// warning. Nil: no such check.
+	EngineConfigured func(name string) bool
+	Logger           *slog.Logger
 	// Clock returns the current time (default time.Now).
 	Clock func() time.Time
 }
@@ -205,7 +210,26 @@ func (h *Policies) document(ctx context.Context, p auth.Principal, set *policy.S
 	for _, wn := range shown.Warnings() {
 		doc.Warnings = append(doc.Warnings, PolicyWarning{Line: wn.Line, Column: wn.Column, Rule: wn.Rule, Message: wn.Message})
 	}
+	doc.Warnings = append(doc.Warnings, h.engineWarnings(shown)...)
 	return doc, nil
+}
+
+// engineWarnings warns about rules that name a transcription engine this
+// gateway has no configuration for: their transcripts fail unless a
+// worker elsewhere has it.
+func (h *Policies) engineWarnings(set *policy.Set) []PolicyWarning {
+	var ws []PolicyWarning
+	if h.opts.EngineConfigured == nil {
+		return ws
+	}
+	for _, r := range set.Rules() {
+		if r.Transcribe && r.TranscriptionEngine != "" && !h.opts.EngineConfigured(r.TranscriptionEngine) {
+			ws = append(ws, PolicyWarning{Line: r.Line, Column: r.Column, Rule: r.Name, Message: fmt.Sprintf(
+				"transcription_engine %s is not configured on this gateway (transcription.%s): its transcripts fail with engine_unavailable unless a worker elsewhere has it",
+				r.TranscriptionEngine, r.TranscriptionEngine)})
+		}
+	}
+	return ws
 }
 
 // policyProblem is a problem document for a rejected policy document,

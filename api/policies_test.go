@@ -333,3 +333,30 @@ func freeAddr(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestPolicyEngineWarning: a rule naming a transcription engine this
+// gateway has no configuration for is accepted with a warning (its
+// transcripts would fail unless a worker elsewhere has the engine); the
+// offline engine needs no configuration and gets none.
+func TestPolicyEngineWarning(t *testing.T) {
+	g := start(t)
+	url := g.URL() + "/v1/policies"
+	body := "policies:\n  - name: clinic\n    match: {department: clinic}\n    transcribe: true\n    transcription_engine: aws\n" +
+		"  - name: everything\n    transcribe: true\n    transcription_engine: offline\n"
+	r := do(t, "PUT", url, g.AdminToken, []byte(body), "Content-Type: application/yaml")
+	var doc api.PolicyDocument
+	r.json(t, &doc)
+	if r.Status != 200 || len(doc.Warnings) != 1 || doc.Warnings[0].Rule != "clinic" || doc.Warnings[0].Line != 2 ||
+		!strings.Contains(doc.Warnings[0].Message, "transcription_engine aws is not configured") {
+		t.Fatalf("PUT naming an unconfigured engine = %d %+v", r.Status, doc.Warnings)
+	}
+	if d := g.Policies.Current().Set.Decide(policy.Input{Tenant: "default", Department: "clinic"}); d.TranscriptionEngine != "aws" {
+		t.Errorf("decision engine %q, want aws", d.TranscriptionEngine)
+	}
+	r = do(t, "GET", url, g.AdminToken, nil)
+	doc = api.PolicyDocument{}
+	r.json(t, &doc)
+	if len(doc.Warnings) != 1 || doc.Warnings[0].Rule != "clinic" {
+		t.Errorf("GET warnings %+v", doc.Warnings)
+	}
+}

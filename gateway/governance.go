@@ -46,6 +46,7 @@ func startGovernance(ctx context.Context, g *Gateway) error {
 	holder := &policyHolder{p: g.Policies, db: g.DB, def: def, log: g.Log}
 	api.NewPolicies(g.API, api.PoliciesOptions{
 		DB: g.DB, Holder: holder, DefaultRetention: def, OperatorTenant: DefaultTenant, Logger: g.Log,
+		EngineConfigured: g.Config.Transcription.Configured,
 	}).Register()
 	api.NewHolds(g.API, api.HoldsOptions{
 		DB: g.DB, Objects: g.Store, ObjectLock: g.Config.S3.ObjectLock != "", Logger: g.Log,
