@@ -14,6 +14,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// DefaultMaxSchedDelay is recording.max_sched_delay's default: new
+// sessions are shed while the gateway's work runs later than this (p99
+// over 2 s): half the default jitter buffer, so that running recordings
+// keep a margin before packets are given up. In the capacity runs of
+// docs/performance.md it stays below this at a steady 400 sessions and
+// goes above it at 800.
+const DefaultMaxSchedDelay = 100 * time.Millisecond
+
 // Config is the whole configuration of a Custodian process. Every field has
 // a yaml key (snake_case) and can be overridden by an environment variable
 // CUSTODIAN_<SECTION>_<KEY> (see ApplyEnv).
@@ -106,6 +114,7 @@ type Recording struct {
 	MediaGracePeriod time.Duration `yaml:"media_grace_period"` // no media for this long after connect: failed when required
 	MaxSessions      int           `yaml:"max_sessions"`       // admission limit, 0: by measured load only
 	MaxCPU           float64       `yaml:"max_cpu"`            // shed new sessions above this fraction of all cores (0..1)
+	MaxSchedDelay    time.Duration `yaml:"max_sched_delay"`    // shed new sessions while the gateway's work runs this late (p99 over 2 s), 0: off
 }
 
 // Session configures session lifecycle.
@@ -234,6 +243,7 @@ func Default() Config {
 			JitterBuffer:     200 * time.Millisecond,
 			MediaGracePeriod: 10 * time.Second,
 			MaxCPU:           0.85,
+			MaxSchedDelay:    DefaultMaxSchedDelay,
 		},
 		Session: Session{IdleTimeout: 30 * time.Second},
 		Transcription: Transcription{
@@ -350,6 +360,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Recording.MaxCPU < 0 || c.Recording.MaxCPU > 1 {
 		bad("recording.max_cpu", "must be in [0, 1]")
+	}
+	if d := c.Recording.MaxSchedDelay; d != 0 && (d < time.Millisecond || d > 10*time.Second) {
+		bad("recording.max_sched_delay", "must be 0 (off) or in [1ms, 10s]")
 	}
 	if c.Session.IdleTimeout <= 0 {
 		bad("session.idle_timeout", "must be positive")

@@ -172,3 +172,43 @@ func TestTranscriptionConfigured(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxSchedDelay(t *testing.T) {
+	if d := Default().Recording.MaxSchedDelay; d != DefaultMaxSchedDelay || d <= 0 {
+		t.Errorf("default recording.max_sched_delay %v: want %v, on", d, DefaultMaxSchedDelay)
+	}
+	tests := []struct {
+		name, doc string
+		want      time.Duration
+		err       bool
+	}{
+		{"yaml", "recording:\n  max_sched_delay: 80ms\n", 80 * time.Millisecond, false},
+		{"off", "recording:\n  max_sched_delay: 0s\n", 0, false},
+		{"largest", "recording:\n  max_sched_delay: 10s\n", 10 * time.Second, false},
+		{"negative", "recording:\n  max_sched_delay: -1ms\n", 0, true},
+		{"below a millisecond", "recording:\n  max_sched_delay: 500us\n", 0, true},
+		{"above 10 s", "recording:\n  max_sched_delay: 11s\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Default()
+			if err := Decode([]byte(tt.doc), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.Validate()
+			if tt.err {
+				if err == nil || !strings.Contains(err.Error(), "recording.max_sched_delay") {
+					t.Errorf("Validate() = %v, want an error naming recording.max_sched_delay", err)
+				}
+				return
+			}
+			if err != nil || cfg.Recording.MaxSchedDelay != tt.want {
+				t.Errorf("max_sched_delay %v, err %v; want %v", cfg.Recording.MaxSchedDelay, err, tt.want)
+			}
+		})
+	}
+	cfg, err := Load("", []string{"CUSTODIAN_RECORDING_MAX_SCHED_DELAY=0"})
+	if err != nil || cfg.Recording.MaxSchedDelay != 0 {
+		t.Errorf("env 0: %v, %v", cfg.Recording.MaxSchedDelay, err)
+	}
+}

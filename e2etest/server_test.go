@@ -108,6 +108,10 @@ func newServer(tb testing.TB, env ...string) *server {
 		"CUSTODIAN_NATS_LISTEN_ADDR="+s.natsAddr,
 		"CUSTODIAN_TRANSCRIPTION_WORKERS=0",
 		"CUSTODIAN_LOG_LEVEL=info",
+		// Admission by scheduling delay off, as in gatewaytest: Chromium
+		// and the test's publishers share the cores, and these tests are
+		// not about shedding load.
+		"CUSTODIAN_RECORDING_MAX_SCHED_DELAY=0",
 	)
 	s.env = append(s.env, env...)
 	return s

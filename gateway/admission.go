@@ -18,11 +18,13 @@ import (
 )
 
 // Admission control: the recorder sheds new sessions (503 with
-// Retry-After) when the process's measured CPU use over a short window
-// exceeds recording.max_cpu of all cores, or when recording.max_sessions
-// sessions are live, so that a saturated gateway refuses new calls
-// instead of degrading the recordings already running. Started after the
-// recorder.
+// Retry-After) when the gateway's goroutines run late (the scheduling
+// delay probe's high quantile over a short window exceeds
+// recording.max_sched_delay), when the process's measured CPU use over
+// the window exceeds recording.max_cpu of all cores, or when
+// recording.max_sessions sessions are live, so that a saturated gateway
+// refuses new calls instead of degrading the recordings already running.
+// Started after the recorder.
 func init() {
 	registerComponent(component{name: "admission", order: 11, start: startAdmission})
 }
@@ -40,7 +42,14 @@ func startAdmission(ctx context.Context, g *Gateway) error {
 	if g.Recorder == nil {
 		return nil
 	}
-	a := newAdmission(g.Config.Recording.MaxCPU, g.Config.Recording.MaxSessions, runtime.NumCPU(), processCPU)
+	rc := g.Config.Recording
+	a := newAdmission(rc.MaxCPU, rc.MaxSessions, runtime.NumCPU(), processCPU)
+	if rc.MaxSchedDelay > 0 {
+		probe := newSchedProbe(schedProbeEvery, cpuWindow)
+		probe.readRunQueue = runtimeRunQueue
+		a.withSchedDelay(rc.MaxSchedDelay, probe)
+		g.Go("admission scheduling delay probe", a.sched.run)
+	}
 	g.Recorder.SetAdmitter(a)
 	g.Metrics.Register(a.collectors()...)
 	g.Go("admission cpu sampler", a.run)
@@ -59,6 +68,10 @@ type admission struct {
 	cores       int
 	cpuTime     func() time.Duration
 
+	maxSchedDelay time.Duration // 0: no scheduling delay limit
+	sched         *schedProbe   // nil unless maxSchedDelay > 0
+	now           func() time.Time
+
 	mu      sync.Mutex
 	samples []cpuSample // ring, oldest first
 	used    float64     // CPU use over the window, in cores (-1: not enough samples)
@@ -72,7 +85,21 @@ type cpuSample struct {
 var _ recorder.Admitter = (*admission)(nil)
 
 func newAdmission(maxCPU float64, maxSessions, cores int, cpuTime func() time.Duration) *admission {
-	return &admission{maxCPU: maxCPU, maxSessions: maxSessions, cores: max(cores, 1), cpuTime: cpuTime, used: -1}
+	return &admission{maxCPU: maxCPU, maxSessions: maxSessions, cores: max(cores, 1), cpuTime: cpuTime, used: -1, now: time.Now}
+}
+
+// withSchedDelay sheds new sessions while the probe's delay exceeds limit.
+func (a *admission) withSchedDelay(limit time.Duration, p *schedProbe) {
+	a.maxSchedDelay, a.sched = limit, p
+}
+
+// schedDelay is the probe's reading over the last window (-1 without a
+// probe or before half a window of samples).
+func (a *admission) schedDelay() schedDelay {
+	if a.sched == nil {
+		return schedDelay{timer: -1, runQueue: -1}
+	}
+	return a.sched.delay(a.now())
 }
 
 // run samples the CPU time until ctx ends.
@@ -119,6 +146,14 @@ func (a *admission) AdmitSession(_ context.Context, load recorder.Load) error {
 		return &recorder.OverloadError{Reason: "max_sessions", RetryAfter: shedRetryAfter,
 			Detail: fmt.Sprintf("the gateway records at most %d concurrent sessions (recording.max_sessions); try again later", a.maxSessions)}
 	}
+	if a.maxSchedDelay > 0 {
+		if d := a.schedDelay(); d.max() > a.maxSchedDelay {
+			return &recorder.OverloadError{Reason: "sched_delay", RetryAfter: shedRetryAfter,
+				Detail: fmt.Sprintf("the gateway is saturated: its work ran %v late (p%.0f over the last %v: timers %v, run queue %v), above recording.max_sched_delay (%v); try again later",
+					d.max().Round(100*time.Microsecond), schedQuantile*100, cpuWindow,
+					d.timer.Round(100*time.Microsecond), d.runQueue.Round(100*time.Microsecond), a.maxSchedDelay)}
+		}
+	}
 	if a.maxCPU > 0 {
 		limit := a.maxCPU * float64(a.cores)
 		if used := a.cpuCores(); used > limit {
@@ -138,6 +173,20 @@ func (a *admission) collectors() []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custodian_admission_cpu_limit_cores",
 			Help: "CPU cores above which new sessions are shed (recording.max_cpu × cores; 0: no limit)."},
 			func() float64 { return a.maxCPU * float64(a.cores) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custodian_sched_delay_seconds",
+			Help: "How late the gateway's work ran over the last 2 s: the larger of custodian_sched_delay_measure_seconds (what admission control compares with recording.max_sched_delay; 0 while off)."},
+			func() float64 { return max(a.schedDelay().max(), 0).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custodian_sched_delay_measure_seconds",
+			Help:        "Scheduling delay p99 over the last 2 s, by measure: timer (how late a probe wakes from a 10 ms sleep) or run_queue (Go's /sched/latencies); 0 while off.",
+			ConstLabels: prometheus.Labels{"measure": "timer"}},
+			func() float64 { return max(a.schedDelay().timer, 0).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custodian_sched_delay_measure_seconds",
+			Help:        "Scheduling delay p99 over the last 2 s, by measure: timer (how late a probe wakes from a 10 ms sleep) or run_queue (Go's /sched/latencies); 0 while off.",
+			ConstLabels: prometheus.Labels{"measure": "run_queue"}},
+			func() float64 { return max(a.schedDelay().runQueue, 0).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custodian_admission_sched_delay_limit_seconds",
+			Help: "Scheduling delay above which new sessions are shed (recording.max_sched_delay; 0: no limit)."},
+			func() float64 { return a.maxSchedDelay.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custodian_admission_max_sessions",
 			Help: "Concurrent sessions above which new sessions are shed (recording.max_sessions; 0: no limit)."},
 			func() float64 { return float64(a.maxSessions) }),

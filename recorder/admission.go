@@ -32,7 +32,8 @@ type Admitter interface {
 // OverloadError is an Admitter's refusal: the WHIP POST is answered 503
 // with Retry-After and problem type "overloaded".
 type OverloadError struct {
-	// Reason is a token for metrics and logs ("max_sessions", "cpu").
+	// Reason is a token for metrics and logs ("max_sessions", "cpu",
+	// "sched_delay").
 	Reason string
 	// Detail is said to the client (no secrets).
 	Detail string

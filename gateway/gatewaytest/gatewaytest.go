@@ -35,12 +35,19 @@ func Start(tb testing.TB, mutate ...func(*config.Config)) *Gateway {
 }
 
 // Config returns the embedded-default configuration tests start from:
-// temporary data directory, loopback listener, transcription off.
+// temporary data directory, loopback listener, transcription off, and
+// admission by scheduling delay off (recording.max_sched_delay 0): the
+// signal measures the whole test process on a machine busy with other
+// packages' tests (publishers, other gateways, -race), not the load of
+// the gateway under test, and a test that is not about admission must
+// not be refused a session because the machine is busy. Tests of
+// admission control turn it on.
 func Config(tb testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = tb.TempDir()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.Transcription.Workers = 0
+	cfg.Recording.MaxSchedDelay = 0
 	cfg.Log.Level = "warn"
 	if testing.Verbose() {
 		cfg.Log.Level = "info"

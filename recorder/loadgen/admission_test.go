@@ -2,11 +2,15 @@ package loadgen_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,5 +190,143 @@ func TestAdmissionCPU(t *testing.T) {
 	g.DB.Model(&meta.Session{}).Where("id = ?", "new").Count(&n)
 	if n != 0 {
 		t.Errorf("the shed session was created")
+	}
+}
+
+// saturate keeps n goroutines of this process (gateway and publishers
+// alike) busy until the returned stop is called: more runnable work than
+// cores, as when the gateway takes on more calls than it can handle.
+func saturate(n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			x := uint64(1)
+			for {
+				for range 1 << 16 {
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+				select {
+				case <-done:
+					sink.Add(x)
+					return
+				default:
+				}
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+var sink atomic.Uint64
+
+// TestAdmissionSchedDelay: at real saturation (more busy goroutines than
+// cores in the gateway's process, on top of whatever else the machine
+// runs) with the default recording.max_sched_delay, the scheduling delay
+// signal passes the limit and a new session gets 503 with Retry-After
+// naming recording.max_sched_delay, while the session already recording
+// keeps recording and its recording is complete without loss (the
+// saturation delays its packets but keeps their order, and the kernel's
+// socket buffer holds them: late is not lost); once the load goes away,
+// new sessions are admitted again. recording.max_cpu is off, so that
+// only the new signal can shed. The signal is a measurement of the whole
+// machine's effect on the gateway, so each step that expects an
+// admission or a refusal tries again within a generous deadline rather
+// than assume the signal's value at one instant.
+func TestAdmissionSchedDelay(t *testing.T) {
+	g := gatewaytest.Start(t, func(c *config.Config) {
+		c.WebRTC.IncludeLoopback = true
+		c.WebRTC.IPs = []string{"127.0.0.1"}
+		c.Recording.MaxCPU = 0
+		c.Recording.MaxSchedDelay = config.DefaultMaxSchedDelay
+	})
+	signal := func() (delay, limit float64) {
+		body := metrics(t, g)
+		return metric(t, body, "custodian_sched_delay_seconds"), metric(t, body, "custodian_admission_sched_delay_limit_seconds")
+	}
+	// Before the saturation: the signal measures the machine too, so
+	// while other processes keep the cores busy (another copy of this
+	// test, say) it may already refuse; then try again.
+	var running *whip.Publisher
+	deadline := time.Now().Add(60 * time.Second)
+	for running == nil {
+		p, err := publish(t, g, "running", "p1", 20*time.Second)
+		if whip.StatusCode(err) == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			t.Logf("before the saturation: %v; trying again", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		running = p
+	}
+
+	stop := saturate(8 * runtime.GOMAXPROCS(0))
+	var shed *whip.HTTPError
+	deadline = time.Now().Add(30 * time.Second)
+	for shed == nil {
+		if time.Now().After(deadline) {
+			stop()
+			d, l := signal()
+			t.Fatalf("saturated for 30 s, no new session shed: scheduling delay %v s, limit %v s", d, l)
+		}
+		if d, l := signal(); d <= l {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		// The signal is a measurement: it may fall back under the limit
+		// between the scrape and the offer; then the session is admitted,
+		// closed and the offer tried again.
+		p, err := publish(t, g, "new", "p1", time.Second)
+		if err == nil {
+			t.Logf("admitted while the signal was above the limit a moment before; trying again")
+			_ = p.Close(context.Background())
+			continue
+		}
+		he, ok := errors.AsType[*whip.HTTPError](err)
+		if !ok || he.Status != http.StatusServiceUnavailable || he.Problem == nil ||
+			!strings.HasSuffix(he.Problem.Type, "overloaded") || !strings.Contains(he.Problem.Detail, "recording.max_sched_delay") {
+			stop()
+			t.Fatalf("new session under saturation: %v, want 503 overloaded naming recording.max_sched_delay", err)
+		}
+		if d, ok := whip.RetryAfter(err); !ok || d <= 0 {
+			t.Errorf("no Retry-After: %v", err)
+		}
+		shed = he
+	}
+	select {
+	case <-running.Done():
+		t.Errorf("the running session's publisher ended before the shedding; make it publish longer")
+	default:
+	}
+	stop()
+	t.Logf("shed: %s", shed.Problem.Detail)
+
+	// The load gone, new sessions are admitted again.
+	var after *whip.Publisher
+	deadline = time.Now().Add(60 * time.Second)
+	for after == nil {
+		if d, l := signal(); d > l {
+			if time.Now().After(deadline) {
+				t.Fatalf("60 s after the load went away: scheduling delay %v s, above the limit %v s", d, l)
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		p, err := publish(t, g, "after", "p1", 2*time.Second)
+		if whip.StatusCode(err) == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			t.Logf("after the load: %v; trying again", err)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("after the load: %v", err)
+		}
+		after = p
+	}
+	recordedWithoutLoss(t, g, "after", "p1", finish(t, after))
+	recordedWithoutLoss(t, g, "running", "p1", finish(t, running))
+	if v := metric(t, metrics(t, g), `custodian_admission_rejected_total{reason="sched_delay"}`); v < 1 {
+		t.Errorf("rejected %v, want at least 1", v)
 	}
 }
