@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -112,7 +111,16 @@ type Engines struct {
 	log     *slog.Logger
 
 	mu    sync.Mutex
-	built map[string]Engine
+	slots map[string]*engineSlot
+}
+
+// engineSlot holds one engine once built. Its lock is held while the
+// engine is built, so that a slow build (an engine's client set-up)
+// delays only the jobs that wait for that engine.
+type engineSlot struct {
+	mu sync.Mutex
+	en Engine
+	ok bool
 }
 
 var _ EngineSource = (*Engines)(nil)
@@ -123,7 +131,7 @@ func NewEngines(ctx context.Context, cfg config.Transcription, workers int, log 
 	if cfg.Engine == "" {
 		cfg.Engine = sphinx.Name
 	}
-	e := &Engines{cfg: cfg, workers: workers, log: log, built: map[string]Engine{}}
+	e := &Engines{cfg: cfg, workers: workers, log: log, slots: map[string]*engineSlot{}}
 	if _, err := e.Engine(ctx, ""); err != nil {
 		return nil, err
 	}
@@ -140,13 +148,21 @@ func (e *Engines) Engine(ctx context.Context, name string) (Engine, error) {
 	if name == "" {
 		name = e.cfg.Engine
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if en, ok := e.built[name]; ok {
-		return en, nil
-	}
 	if name == EngineNone || !e.cfg.Configured(name) {
 		return Engine{}, fmt.Errorf("job: transcription engine %q: %w (configure transcription.%s)", name, ErrEngineNotConfigured, name)
+	}
+	e.mu.Lock()
+	s := e.slots[name]
+	if s == nil {
+		s = &engineSlot{}
+		e.slots[name] = s
+	}
+	e.mu.Unlock()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ok {
+		return s.en, nil
 	}
 	cfg := e.cfg
 	cfg.Engine = name
@@ -154,7 +170,7 @@ func (e *Engines) Engine(ctx context.Context, name string) (Engine, error) {
 	if err != nil {
 		return Engine{}, err
 	}
-	e.built[name] = en
+	s.en, s.ok = en, true
 	if name != e.cfg.Engine && e.log != nil {
 		e.log.Info("transcription engine started for a policy that names it", "engine", name)
 	}
@@ -165,7 +181,16 @@ func (e *Engines) Engine(ctx context.Context, name string) (Engine, error) {
 func (e *Engines) Names() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return slices.Sorted(maps.Keys(e.built))
+	var names []string
+	for name, s := range e.slots {
+		s.mu.Lock()
+		if s.ok {
+			names = append(names, name)
+		}
+		s.mu.Unlock()
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Close closes every engine built.
@@ -173,9 +198,13 @@ func (e *Engines) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
-	for name, en := range e.built {
-		errs = append(errs, en.Close())
-		delete(e.built, name)
+	for name, s := range e.slots {
+		s.mu.Lock()
+		if s.ok {
+			errs = append(errs, s.en.Close())
+		}
+		s.mu.Unlock()
+		delete(e.slots, name)
 	}
 	return errors.Join(errs...)
 }
