@@ -348,7 +348,7 @@ func (w *Worker) run(ctx context.Context, a *attempt) {
 	// The engine the recording's policy names (or the default); an
 	// engine that cannot be had here fails this attempt like an engine
 	// error, after it is counted.
-	a.engine = cmp.Or(a.rec.TranscriptionEngine, w.cfg.Engines.Default())
+	a.engine = a.engineName(w)
 	en, engineErr := w.cfg.Engines.Engine(ctx, a.engine)
 	a.language = en.Language
 	now := time.Now().UTC()
